@@ -1,0 +1,34 @@
+# The two commands: `make repro` (set up, run the whole pipeline on the bundled
+# synthetic catalog, print the results) and `make test` (set up, lint, test).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: repro test install lint clean-venv
+
+repro: install
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: install lint
+	@# pytest exits 5 when it collects no test: that is not a failure here.
+	$(BIN)/python -m pytest; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+lint: install
+	$(BIN)/ruff check .
+
+install: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+clean-venv:
+	rm -rf $(VENV)
