@@ -122,3 +122,27 @@ def to_input(
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_targets(
+    cells: Sequence[Sequence[str] | None],
+    split: Sequence[str],
+    image_rows: np.ndarray,
+    labels: Sequence[str],
+    *,
+    kind: str,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per split, (rows into the image cache, targets) of the items labelled for an attribute.
+
+    cells, split and image_rows are aligned with the item table (one entry per item).
+    """
+    keep, targets = encode_targets(cells, labels, kind=kind)
+    split = np.asarray(split)[keep]
+    image_rows = np.asarray(image_rows)[keep]
+    unknown = set(np.unique(split)) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown split name(s) {sorted(unknown)}; expected {SPLITS}")
+    return {name: (image_rows[split == name], targets[split == name]) for name in SPLITS}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import nn
 
-KINDS = ("multi_label", "single_label")
+from tailtag.data import KINDS, MULTI_LABEL, SINGLE_LABEL
 
 
 class _WeightedLoss(nn.Module):
@@ -161,8 +161,8 @@ def make_loss(
     kind: str, weight: ArrayLike | torch.Tensor, *, gamma: float = 0.0
 ) -> WeightedBCEWithLogits | WeightedCrossEntropy:
     """Return the weighted loss for an attribute kind (one of ``KINDS``)."""
-    if kind == "multi_label":
+    if kind == MULTI_LABEL:
         return WeightedBCEWithLogits(weight, gamma=gamma)
-    if kind == "single_label":
+    if kind == SINGLE_LABEL:
         return WeightedCrossEntropy(weight, gamma=gamma)
     raise ValueError(f"unknown attribute kind {kind!r}; known kinds: {KINDS}")
