@@ -130,6 +130,8 @@ def fit(
     macro AP (the first one on ties). Returns that epoch's weights and the per-epoch history
     (`epoch`, `train_loss`, `val_macro_ap`), which `on_epoch` also receives as it goes."""
     device = resolve_device(config.device)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     channels_last = True  # faster for convolutions on CUDA and, with oneDNN, on the CPU too
     model = model.to(device).to(memory_format=torch.channels_last)
     loss_fn = loss_fn.to(device)
