@@ -21,6 +21,9 @@ PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "src")
 TINY_PARAMS = {
     "synthetic": {"n_items": 300, "image_size": 32},
     "ingest": {"image_size": 32, "workers": 2},
+    # At 300 items a tail label may have a handful of examples: warn, don't stop.
+    "validate": {"min_support_warn": 5, "min_support_fail": 1},
+    "train": {"epochs": 1, "batch_size": 32},
 }
 
 
