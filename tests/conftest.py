@@ -85,6 +85,7 @@ def make_pipeline_repo(tmp_path: Path) -> Callable[..., Path]:
         run(["git", "init", "-q", "-b", "main"], repo)
         run(["dvc", "init", "-q"], repo)
         run(["dvc", "config", "core.analytics", "false"], repo)
+        shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")  # the plot templates
         update_params(repo, TINY_PARAMS)
         if params:
             update_params(repo, params)

@@ -350,8 +350,19 @@ def test_out_dir_that_is_a_file(tmp_path) -> None:
 def test_cli_synthesize(tmp_path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["synthesize", str(tmp_path), "--n-items", "5", "--image-size", "16", "--format",
-         "png", "--seed", "3", "--no-progress"],  # fmt: skip
+        [
+            "synthesize",
+            str(tmp_path),
+            "--n-items",
+            "5",
+            "--image-size",
+            "16",
+            "--format",
+            "png",
+            "--seed",
+            "3",
+            "--no-progress",
+        ],  # fmt: skip
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("wrote 5 images of ")
