@@ -12,7 +12,9 @@ export DVC_NO_ANALYTICS := 1
 
 repro: install
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@$(BIN)/dvc metrics show metrics/ingest.json
+	@for f in reports/compare/*/comparison.md; do echo; cat "$$f"; done
+	@echo; echo "Per-label metrics: metrics/<attribute>/<scheme>.json (dvc metrics show); figures: reports/compare/*/pr_curves.png, data/counts/*.png"
 
 test: install lint
 	@# pytest exits 5 when it collects no test: that is not a failure here.
