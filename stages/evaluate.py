@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 import numpy as np
-import pandas as pd
-from common import load_params
+from common import load_attribute_splits, load_params
 
-from tailtag.data import one_hot, split_targets
+from tailtag.data import one_hot
 from tailtag.metrics import evaluate_attribute, pr_curve_table
 from tailtag.models import load_checkpoint
 from tailtag.training import predict_scores, resolve_device
@@ -33,15 +32,7 @@ def main(model_path, items, images, split_path, counts, metrics_path, plots_dir)
     model.to(device)
 
     counts = json.loads(Path(counts).read_text())
-    table = pd.read_parquet(items, columns=["item_id", "index", attribute])
-    split = pd.read_parquet(split_path).set_index("item_id")["split"]
-    data = split_targets(
-        table[attribute].tolist(),
-        split.loc[table["item_id"]].to_numpy(),
-        table["index"].to_numpy(),
-        labels,
-        kind=kind,
-    )
+    data = load_attribute_splits(items, split_path, attribute, labels, kind)
     cache = np.load(images, mmap_mode="r")
 
     def scored(name):

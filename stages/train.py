@@ -7,12 +7,10 @@ from pathlib import Path
 
 import click
 import numpy as np
-import pandas as pd
 import torch
-from common import load_params
+from common import load_attribute_splits, load_params
 from dvclive import Live
 
-from tailtag.data import split_targets
 from tailtag.losses import make_loss
 from tailtag.models import build_model, save_checkpoint
 from tailtag.training import TrainConfig, fit
@@ -40,15 +38,7 @@ def main(attribute, scheme, items, images, split_path, counts, out):
     support = [counts["support"]["train"][label] for label in labels]
     weight = class_weights(support, labels=labels, **weighting)
 
-    table = pd.read_parquet(items, columns=["item_id", "index", attribute])
-    split = pd.read_parquet(split_path).set_index("item_id")["split"]
-    data = split_targets(
-        table[attribute].tolist(),
-        split.loc[table["item_id"]].to_numpy(),
-        table["index"].to_numpy(),
-        labels,
-        kind=spec["kind"],
-    )
+    data = load_attribute_splits(items, split_path, attribute, labels, spec["kind"])
     cache = np.load(images, mmap_mode="r")
 
     torch.manual_seed(config.seed)
@@ -90,6 +80,7 @@ def main(attribute, scheme, items, images, split_path, counts, out):
             **config.to_dict(),
             "attribute": attribute,
             "scheme": scheme,
+            "input_size": int(cache.shape[1]),  # the ingested image size, for predict
             "weighting": weighting,
             "gamma": gamma,
             "class_weights": [float(w) for w in weight],

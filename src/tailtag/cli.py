@@ -230,3 +230,69 @@ def embed(document: Path, blocks: tuple[str, ...]) -> None:
             raise click.ClickException(str(err)) from None
     document.write_text(text, encoding="utf-8")
     click.echo(f"updated {len(blocks)} block(s) in {document}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--metrics",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The model's metrics/<attribute>/<scheme>.json: use its per-label thresholds "
+    "(multi-label; without it, 0.5).",
+)
+@click.option("--batch-size", default=64, show_default=True)
+def predict(model: Path, images: tuple[str, ...], metrics: Path | None, batch_size: int) -> None:
+    """Tag IMAGES (paths or http(s) URLs) with MODEL (a models/<attribute>/<scheme>/model.pt).
+
+    Prints one JSON object per image: its labels and every label's score. An image that
+    cannot be read is reported with its reason, and the command exits 1 after the others.
+    """
+    import json
+
+    import numpy as np
+
+    from tailtag.images import DecodeOptions, ImageRejected, load_image
+    from tailtag.models import load_checkpoint
+    from tailtag.predict import tag, thresholds_from_metrics
+    from tailtag.training import predict_scores, resolve_device
+
+    net, meta = load_checkpoint(model)
+    labels, kind, config = meta["labels"], meta["kind"], meta["config"]
+    thresholds = None
+    if metrics is not None:
+        thresholds = thresholds_from_metrics(json.loads(metrics.read_text()), labels)
+    options = DecodeOptions(
+        image_size=config["input_size"], max_pixels=89_478_485, max_bytes=50 << 20, url_timeout=30
+    )
+    pixels, names, failed = [], [], 0
+    for ref in images:
+        # Plain paths are the user's own: absolute, so no catalog-folder confinement applies.
+        source = ref if "://" in ref else str(Path(ref).resolve())
+        try:
+            pixels.append(load_image(source, Path.cwd().resolve(), options).pixels)
+            names.append(ref)
+        except ImageRejected as err:
+            failed += 1
+            click.echo(json.dumps({"image": ref, "error": err.reason, "detail": err.detail}))
+    if pixels:
+        device = resolve_device("auto")
+        scores = predict_scores(
+            net.to(device),
+            np.stack(pixels),
+            np.arange(len(pixels)),
+            kind=kind,
+            batch_size=batch_size,
+            device=device,
+            image_size=config["image_size"],
+        )
+        for name, row, tags in zip(
+            names, scores, tag(scores, labels, kind=kind, thresholds=thresholds), strict=True
+        ):
+            result = {"image": name, "labels": tags}
+            result["scores"] = {
+                label: round(float(s), 6) for label, s in zip(labels, row, strict=True)
+            }
+            click.echo(json.dumps(result))
+    if failed:
+        raise SystemExit(1)
