@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 export DVC_NO_ANALYTICS := 1
+# dvc.yaml runs `python stages/...`: it must be the environment's python.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: repro test install lint clean-venv
 
