@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from tailtag.attributes import MULTI_LABEL, SINGLE_LABEL
 from tailtag.cli import main
-from tailtag.data import MULTI_LABEL, SINGLE_LABEL
 from tailtag.models import build_model, save_checkpoint
 from tailtag.predict import tag, thresholds_from_metrics
 from tailtag.training import TrainConfig

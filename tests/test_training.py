@@ -10,10 +10,9 @@ import torch
 from torch import nn
 
 from tailtag import models
+from tailtag.attributes import MULTI_LABEL, SINGLE_LABEL
 from tailtag.data import (
     MEAN,
-    MULTI_LABEL,
-    SINGLE_LABEL,
     STD,
     encode_targets,
     iterate_batches,

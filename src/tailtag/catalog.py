@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tailtag.attributes import KINDS
+
 if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_NAMES = ("catalog.csv", "catalog.parquet", "catalog.jsonl")
-KINDS = ("multi_label", "single_label")
 LABEL_SEP = "|"
 # columns of the ingested item table; an attribute cannot take one of these names
 RESERVED_COLUMNS = ("row", "item_id", "product_id", "image", "sha256", "width", "height", "index")
@@ -230,14 +231,20 @@ def _check_row(
         return Reject(row, None, image_text, "missing_item_id", "empty item_id")
     if item_id in seen:
         return Reject(
-            row, item_id, image_text, "duplicate_item_id",
+            row,
+            item_id,
+            image_text,
+            "duplicate_item_id",
             f"item_id {item_id!r} already in row {seen[item_id]}",
         )
     seen[item_id] = row
 
     if raw_image is not None and not isinstance(raw_image, str):
         return Reject(
-            row, item_id, None, "bad_cell",
+            row,
+            item_id,
+            None,
+            "bad_cell",
             f"image: {type(raw_image).__name__} {raw_image!r}, expected a string",
         )
     image = raw_image.strip() if raw_image else ""

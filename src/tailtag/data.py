@@ -9,9 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-MULTI_LABEL = "multi_label"
-SINGLE_LABEL = "single_label"
-KINDS = (MULTI_LABEL, SINGLE_LABEL)
+from tailtag.attributes import KINDS, SINGLE_LABEL
 
 # ImageNet statistics: what pretrained torchvision models expect, harmless for the small CNN.
 MEAN = (0.485, 0.456, 0.406)

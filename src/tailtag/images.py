@@ -157,9 +157,7 @@ def _read_url(url: str, max_bytes: int, timeout: float) -> bytes:
     import aiohttp
     import fsspec
 
-    fs = fsspec.filesystem(
-        "http", client_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)}
-    )
+    fs = fsspec.filesystem("http", client_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)})
     chunks: list[bytes] = []
     total = 0
     try:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 from torch import nn
 
-from tailtag.data import KINDS, MULTI_LABEL, SINGLE_LABEL
+from tailtag.attributes import KINDS, MULTI_LABEL, SINGLE_LABEL
 
 
 class _WeightedLoss(nn.Module):

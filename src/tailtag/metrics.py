@@ -28,7 +28,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-KINDS = ("multi_label", "single_label")
+from tailtag.attributes import KINDS, SINGLE_LABEL
+
 GROUPS = ("head", "medium", "tail")
 NO_TEST_POSITIVE = "no positive in the test split"
 
@@ -165,7 +166,7 @@ def evaluate_attribute(
             raise ValueError(f"y_{split} has {y.shape[1]} columns but there are {n_labels} labels")
         if s.shape != y.shape:
             raise ValueError(f"scores_{split} has shape {s.shape} but y_{split} has {y.shape}")
-        if kind == "single_label":
+        if kind == SINGLE_LABEL:
             bad = np.flatnonzero(y.sum(axis=1) != 1)
             if bad.size:
                 raise ValueError(
@@ -226,7 +227,7 @@ def evaluate_attribute(
         "n_test": int(yt.shape[0]),
         "n_val": int(yv.shape[0]),
     }
-    if kind == "single_label":
+    if kind == SINGLE_LABEL:
         # argmax takes the first of tied scores.
         hits = np.argmax(st, axis=1) == np.argmax(yt, axis=1)
         result["top1_accuracy"] = float(hits.mean())

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tailtag.data import MULTI_LABEL, SINGLE_LABEL
+from tailtag.attributes import MULTI_LABEL, SINGLE_LABEL
 
 
 def thresholds_from_metrics(metrics: Mapping, labels: Sequence[str]) -> dict[str, float | None]:

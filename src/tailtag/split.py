@@ -37,8 +37,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from tailtag.attributes import KINDS, SINGLE_LABEL
+
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-KINDS: tuple[str, ...] = ("multi_label", "single_label")
 
 
 def _list_array(values: Any, attribute: str) -> pa.Array:
@@ -121,7 +122,7 @@ def label_indicators(
             f"attribute {attribute!r}: {_item_name(item_ids, int(row))} lists label "
             f"{labels[col]!r} more than once"
         )
-    if kind == "single_label":
+    if kind == SINGLE_LABEL:
         counts = per_cell.sum(axis=1)
         wrong = np.flatnonzero(labelled & (counts != 1))
         if wrong.size:

@@ -12,7 +12,8 @@ from sklearn.metrics import average_precision_score
 from torch import nn
 from tqdm.auto import tqdm
 
-from tailtag.data import MULTI_LABEL, iterate_batches, one_hot, to_input
+from tailtag.attributes import MULTI_LABEL
+from tailtag.data import iterate_batches, one_hot, to_input
 
 
 @dataclass(frozen=True)

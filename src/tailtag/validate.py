@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tailtag.attributes import KINDS, SINGLE_LABEL
 from tailtag.gx_suite import Expect, ExpectResult
 
 SEVERITIES = ("fail", "warn")
@@ -58,7 +59,6 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "duplicate_conflicts": "warn",
     "rejects": "fail",
 }
-LABEL_KINDS = ("multi_label", "single_label")
 ITEM_COLUMNS: dict[str, str] = {
     "row": "integer",
     "item_id": "string",
@@ -219,9 +219,9 @@ def _check_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> None:
     for name, spec in attributes.items():
         if name in ITEM_COLUMNS:
             raise ValueError(f"attributes.{name}: clashes with the item table column {name!r}")
-        if spec.get("kind") not in LABEL_KINDS:
+        if spec.get("kind") not in KINDS:
             raise ValueError(
-                f"attributes.{name}.kind: {spec.get('kind')!r}, expected one of {LABEL_KINDS}"
+                f"attributes.{name}.kind: {spec.get('kind')!r}, expected one of {KINDS}"
             )
         labels = spec.get("labels")
         if not labels or not all(isinstance(x, str) for x in labels):
@@ -703,7 +703,7 @@ class _Plan:
         )
         if self._ids is not None:
             frame.insert(1, "item_id", self.items["item_id"].to_numpy()[pos])
-        single = kind == "single_label"
+        single = kind == SINGLE_LABEL
         rule = "exactly one label" if single else "at least one label"
         broken = "without exactly one label" if single else "with an empty label list"
         n_unlabelled = self.n - len(pos)
