@@ -53,6 +53,13 @@ def test_pipeline_end_to_end(make_pipeline_repo):
     split = pd.read_parquet(repo / "data/split/split.parquet").merge(items, on="item_id")
     assert len(split) == len(items)
     assert split.groupby("product_id")["split"].nunique().max() == 1
+    # ... and stratified: every label's examples are shared out close to 0.8 / 0.1 / 0.1.
+    label_counts = pd.read_csv(repo / "data/split/label_counts.csv")
+    assert (label_counts[["train", "val", "test"]].sum(axis=1) == label_counts["total"]).all()
+    common = label_counts[label_counts["total"] >= 30]
+    assert len(common) >= 10
+    assert ((common["train"] / common["total"] - 0.8).abs() <= 0.06).all(), common
+    assert ((common["test"] / common["total"] - 0.1).abs() <= 0.06).all(), common
 
     # Metrics: the public contract, for every attribute and scheme.
     for attribute in ATTRIBUTES:

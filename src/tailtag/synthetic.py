@@ -73,9 +73,9 @@ ARCHETYPE_PRIORS: dict[str, float] = {
     "minimal": 0.071, "glam": 0.06, "edgy": 0.05, "retro": 0.035, "androgynous": 0.026,
 }  # fmt: skip
 SLEEVETYPE_PRIORS: dict[str, float] = {
-    "short": 0.30, "sleeveless": 0.22, "fitted": 0.16, "spaghetti": 0.08, "bell": 0.06,
-    "balloon": 0.045, "puff": 0.04, "raglan": 0.03, "batwing": 0.025, "dolman": 0.02,
-    "cap": 0.02,
+    "short": 0.332, "sleeveless": 0.22, "fitted": 0.16, "spaghetti": 0.08, "bell": 0.06,
+    "balloon": 0.045, "puff": 0.04, "raglan": 0.022, "batwing": 0.02, "dolman": 0.015,
+    "cap": 0.006,
 }  # fmt: skip
 
 ARCHETYPE_CUES: dict[str, str] = {
