@@ -15,7 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # What a pipeline run needs from the project: the stage graph, its params, the stage
 # scripts and the library sources that dvc.yaml lists as dependencies.
-PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "src")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "stages", "src")
 
 # Small enough for a test, large enough that every label has a few examples.
 TINY_PARAMS = {
