@@ -46,9 +46,7 @@ def make_images(folder: Path, n: int, px: int = 512, seed: int = 0) -> list[str]
 
 
 def naive(paths: list[Path], size: int) -> np.ndarray:
-    return np.stack(
-        [np.asarray(Image.open(p).convert("RGB").resize((size, size))) for p in paths]
-    )
+    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((size, size))) for p in paths])
 
 
 def main() -> None:
@@ -80,8 +78,12 @@ def main() -> None:
             naive_times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             summary = ingest_catalog(
-                cat, Path(tmp) / "out", attributes={"archetype": "multi_label"},
-                image_size=args.size, workers=args.workers, progress=False,
+                cat,
+                Path(tmp) / "out",
+                attributes={"archetype": "multi_label"},
+                image_size=args.size,
+                workers=args.workers,
+                progress=False,
             )
             our_times.append(time.perf_counter() - t0)
         assert summary.ingested == args.n and stacked.shape == (args.n, args.size, args.size, 3)
@@ -95,8 +97,12 @@ def main() -> None:
     print(f"tailtag    : {t_ours:7.2f} s  ({args.n / t_ours:7.0f} img/s{runs}, {workers} workers)")
     print(f"speed-up   : {t_naive / t_ours:7.2f}x   (mean |pixel difference| {diff:.2f} levels)")
     if args.repeat > 1:
-        print("all runs   : naive " + " ".join(f"{t:.2f}" for t in naive_times)
-              + " | tailtag " + " ".join(f"{t:.2f}" for t in our_times))
+        print(
+            "all runs   : naive "
+            + " ".join(f"{t:.2f}" for t in naive_times)
+            + " | tailtag "
+            + " ".join(f"{t:.2f}" for t in our_times)
+        )
 
 
 if __name__ == "__main__":

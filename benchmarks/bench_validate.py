@@ -20,17 +20,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tailtag.synthetic import ARCHETYPE_PRIORS, SLEEVETYPE_PRIORS
 from tailtag.validate import console_lines, read_ingested, validate_ingested, write_reports
 
-ARCHETYPE = {
-    "casual": 0.42, "romantic": 0.30, "sporty": 0.26, "classic": 0.20, "boho": 0.14,
-    "minimal": 0.071, "glam": 0.06, "edgy": 0.05, "retro": 0.035, "androgynous": 0.026,
-}  # fmt: skip
-SLEEVETYPE = {
-    "short": 0.30, "sleeveless": 0.22, "fitted": 0.16, "spaghetti": 0.08, "bell": 0.06,
-    "balloon": 0.045, "puff": 0.04, "raglan": 0.03, "batwing": 0.025, "dolman": 0.02,
-    "cap": 0.02,
-}  # fmt: skip
+# The demo catalog's long-tailed label shares.
+ARCHETYPE = ARCHETYPE_PRIORS
+SLEEVETYPE = SLEEVETYPE_PRIORS
 SIZE = 64
 
 
