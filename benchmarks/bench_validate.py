@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tailtag.synthetic import ARCHETYPE_PRIORS, SLEEVETYPE_PRIORS
-from tailtag.validate import console_lines, read_ingested, validate_ingested, write_reports
+from tailtag.validate import read_ingested, validate_ingested
+from tailtag.validation_report import console_lines, write_reports
 
 # The demo catalog's long-tailed label shares.
 ARCHETYPE = ARCHETYPE_PRIORS

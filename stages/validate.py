@@ -16,7 +16,8 @@ from pathlib import Path
 import click
 from common import load_params
 
-from tailtag.validate import console_lines, read_ingested, validate_ingested, write_reports
+from tailtag.validate import read_ingested, validate_ingested
+from tailtag.validation_report import console_lines, write_reports
 
 KEYS = ("min_support_warn", "min_support_fail", "max_reject_fraction", "max_examples")
 

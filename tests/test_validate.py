@@ -24,14 +24,12 @@ from tailtag.validate import (
     DEFAULT_SEVERITY,
     ValidationReport,
     column_kind,
-    console_lines,
     derive_frames,
     read_ingested,
     resolve_severity,
-    to_json_safe,
     validate_ingested,
-    write_reports,
 )
+from tailtag.validation_report import console_lines, to_json_safe, write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTRS = {
